@@ -43,8 +43,18 @@ def _as_list(v: Any) -> Any:
 
 
 class DataSettings(_Strict):
-    train_size: Annotated[int, Field(gt=0)] | None = None
+    """`train_size`: use the first N training examples (null: all); a list makes it a grid axis."""
+
+    train_size: Annotated[list[Annotated[int, Field(gt=0)] | None], Field(min_length=1)] = [None]
     validation: Literal["holdout", "test"] = "holdout"
+
+    _sizes = field_validator("train_size", mode="before")(_as_list)
+
+    @field_validator("train_size")
+    @classmethod
+    def _unique_sizes(cls, sizes: list[int | None]) -> list[int | None]:
+        _no_duplicates(sizes)
+        return sizes
 
 
 class Grid(_Strict):
@@ -266,7 +276,8 @@ class RunSpec:
     @property
     def label(self) -> str:
         extra = "".join(f"_{k}{_short(v)}" for k, v in self.optimizer_args)
-        return f"{self.optimizer}{extra}_lr{self.learning_rate:g}_bs{self.batch_size}"
+        size = "" if self.train_size is None else f"_n{self.train_size}"
+        return f"{self.optimizer}{extra}_lr{self.learning_rate:g}_bs{self.batch_size}{size}"
 
 
 def _short(v: Any) -> str:
@@ -289,17 +300,26 @@ def expand(exp: Experiment) -> list[RunSpec]:
         for combo in itertools.product(*(settings[a] for a in arg_names)):
             args = tuple((a, v) for a, v in zip(arg_names, combo) if v != defaults[a] or
                          type(v) is not type(defaults[a]))
-            for lr, bs, seed in itertools.product(lrs, exp.grid.batch_size, exp.seeds):
+            for size, lr, bs, seed in itertools.product(exp.data.train_size, lrs,
+                                                        exp.grid.batch_size, exp.seeds):
                 specs.append(RunSpec(
                     optimizer=opt, learning_rate=float(lr), batch_size=bs, seed=seed,
-                    epochs=exp.epochs, optimizer_args=args,
-                    train_size=exp.data.train_size, validation=exp.data.validation,
+                    epochs=exp.epochs, optimizer_args=args, train_size=size,
+                    validation=exp.data.validation,
                 ))
     return specs
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`)."""
+    """SafeLoader that reads `1e-3` as a float (YAML 1.1 wants `1.0e-3`) and refuses repeated keys."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=True) for k, _ in node.value]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", node.value[i][0].start_mark)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(

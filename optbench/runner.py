@@ -1,0 +1,146 @@
+"""The sweep: expand a config, skip finished runs, train the rest, store each record as it lands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .config import Experiment, RunSpec, expand
+from .engines import EpochCallback, RunResult
+from .store import ResultsDir
+
+
+@dataclass
+class SweepSummary:
+    out: Path
+    planned: int
+    skipped: int
+    results: list[RunResult] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a run raised; a diverged run is a finding about its settings, not a failure."""
+        return 1 if self.count("failed") else 0
+
+    @property
+    def text(self) -> str:
+        counts = ", ".join(f"{self.count(s)} {s}" for s in ("ok", "diverged", "failed"))
+        trained = f"trained {len(self.results)} runs ({counts})" if self.results else "trained nothing"
+        report = next((p for p in self.reports if p.name == "report.html"), None)
+        where = f"; report: {report}" if report else ""
+        return (f"{self.out}: {self.planned} runs planned, {self.skipped} already done, "
+                f"{trained}{where}")
+
+
+def pending_specs(exp: Experiment, results: ResultsDir, force: bool) -> tuple[list[RunSpec], int]:
+    """The runs still to train, and how many are already done."""
+    specs = expand(exp)
+    if force:
+        return specs, 0
+    done = results.done_ids()
+    todo = [s for s in specs if s.run_id not in done]
+    return todo, len(specs) - len(todo)
+
+
+def versions() -> dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    from . import __version__
+
+    return {"optbench": __version__, "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": numpy.__version__}
+
+
+def make_record(exp: Experiment, result: RunResult, data_info: dict, env: dict) -> dict:
+    """The self-describing record of one run: enough to trace any reported number back."""
+    spec = result.spec
+    finished = dt.datetime.now(dt.timezone.utc)
+    return {
+        "run_id": spec.run_id,
+        "point_id": spec.point_id,
+        "experiment": exp.name,
+        "spec": spec.to_dict(),
+        "status": result.status,
+        "error": result.error,
+        "traceback": result.traceback,
+        "engine": result.engine,
+        "deterministic": result.deterministic,
+        "group": result.group,
+        "wall_time": result.wall_time,
+        "epochs_trained": len(result.history),
+        "history": result.history,
+        "data": data_info,
+        "versions": env["versions"],
+        "host": env["host"],
+        "started_at": (finished - dt.timedelta(seconds=result.wall_time)).isoformat(),
+        "finished_at": finished.isoformat(),
+    }
+
+
+def run_sweep(exp: Experiment, results: ResultsDir, specs: list[RunSpec], mnist, engine,
+              on_epoch: EpochCallback,
+              on_result: Callable[[RunResult], None] = lambda r: None) -> list[RunResult]:
+    """Train `specs` with `engine`, writing each run's record the moment it finishes."""
+    from .data import make_splits
+
+    env = {"versions": versions(), "host": socket.gethostname()}
+    done = []
+    for (size, validation), group in _by_data(specs).items():
+        splits = make_splits(mnist, size, validation)
+        data_info = {"source": mnist.source, "validation": validation,
+                     "n_train": len(splits.x_train), "n_val": len(splits.x_val),
+                     "n_test": None if splits.x_test is None else len(splits.x_test)}
+        for result in engine.run(group, splits, on_epoch):
+            results.write_record(make_record(exp, result, data_info, env))
+            done.append(result)
+            on_result(result)
+    return done
+
+
+def _by_data(specs: list[RunSpec]) -> dict[tuple, list[RunSpec]]:
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.train_size, spec.validation), []).append(spec)
+    return groups
+
+
+def execute(exp: Experiment, out: Path, data_path: Path | None, engine_name: str,
+            force: bool) -> SweepSummary:
+    """The whole `optbench run`: plan, load data, train what is pending, report."""
+    from .data import load_mnist
+    from .engines import get_engine
+    from .progress import SweepProgress
+
+    results = ResultsDir(out)
+    specs, skipped = pending_specs(exp, results, force)
+    summary = SweepSummary(out, planned=len(specs) + skipped, skipped=skipped)
+    if specs:
+        mnist = load_mnist(data_path)
+        engine = get_engine(engine_name)
+        results.write_config(exp.model_dump(mode="json"))
+        progress = SweepProgress(len(specs), sum(s.epochs for s in specs))
+        try:
+            summary.results = run_sweep(exp, results, specs, mnist, engine, progress.on_epoch,
+                                        progress.on_result)
+        finally:
+            progress.close()
+    else:
+        results.write_config(exp.model_dump(mode="json"))
+    summary.reports = write_report(out)
+    return summary
+
+
+def write_report(out: Path) -> list[Path]:
+    from .report import write_report as _write
+
+    return _write(Path(out))
