@@ -43,10 +43,12 @@ def cli() -> None:
                    "auto: stacked where the optimizer allows it.")
 @click.option("--dry-run", is_flag=True, help="List the runs and exit; trains nothing.")
 @click.option("--force", is_flag=True, help="Retrain runs that are already done.")
+@click.option("--wait", is_flag=True,
+              help="If another sweep is writing the same results folder, wait for it.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Refuse configs that expand to more runs than this.")
 def run(config: Path, out_root: Path, data_path: Path | None, engine: str, dry_run: bool,
-        force: bool, max_runs: int) -> None:
+        force: bool, wait: bool, max_runs: int) -> None:
     """Train every run of CONFIG that is not done yet, then write the report."""
     exp = _load(config)
     specs = expand(exp)
@@ -61,7 +63,7 @@ def run(config: Path, out_root: Path, data_path: Path | None, engine: str, dry_r
     out = out_root / exp.name
     try:
         with _user_errors():
-            summary = execute(exp, out, data_path, engine, force)
+            summary = execute(exp, out, data_path, engine, force, wait)
     except KeyboardInterrupt:
         kept = len(list((out / "runs").glob("*.json"))) if (out / "runs").is_dir() else 0
         click.echo(f"\ninterrupted: {kept} finished run records kept in {out}; "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .config import Experiment, RunSpec, expand
 from .engines import EpochCallback, RunResult
-from .store import ResultsDir
+from .store import ResultsDir, sweep_lock
 
 
 @dataclass
@@ -115,29 +116,37 @@ def _by_data(specs: list[RunSpec]) -> dict[tuple, list[RunSpec]]:
 
 
 def execute(exp: Experiment, out: Path, data_path: Path | None, engine_name: str,
-            force: bool) -> SweepSummary:
-    """The whole `optbench run`: plan, load data, train what is pending, report."""
+            force: bool, wait: bool = False) -> SweepSummary:
+    """The whole `optbench run`: plan, load data, train what is pending, report.
+
+    Everything that can reject the input (config, results folder, data) is checked before the
+    first write, so a bad invocation leaves the folder as it was.
+    """
     from .data import load_mnist
     from .engines import get_engine
     from .progress import SweepProgress
 
     results = ResultsDir(out)
-    specs, skipped = pending_specs(exp, results, force)
-    summary = SweepSummary(out, planned=len(specs) + skipped, skipped=skipped)
-    if specs:
-        mnist = load_mnist(data_path)
-        engine = get_engine(engine_name)
+    specs, _ = pending_specs(exp, results, force)
+    mnist = load_mnist(data_path) if specs else None
+    engine = get_engine(engine_name)
+    with sweep_lock(out, wait, log=_log):
+        specs, skipped = pending_specs(exp, results, force)  # another sweep may have finished some
+        summary = SweepSummary(out, planned=len(specs) + skipped, skipped=skipped)
         results.write_config(exp.model_dump(mode="json"))
-        progress = SweepProgress(len(specs), sum(s.epochs for s in specs))
-        try:
-            summary.results = run_sweep(exp, results, specs, mnist, engine, progress.on_epoch,
-                                        progress.on_result)
-        finally:
-            progress.close()
-    else:
-        results.write_config(exp.model_dump(mode="json"))
-    summary.reports = write_report(out)
+        if specs:
+            progress = SweepProgress(len(specs), sum(s.epochs for s in specs))
+            try:
+                summary.results = run_sweep(exp, results, specs, mnist or load_mnist(data_path),
+                                            engine, progress.on_epoch, progress.on_result)
+            finally:
+                progress.close()
+        summary.reports = write_report(out)
     return summary
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def write_report(out: Path) -> list[Path]:

@@ -9,11 +9,15 @@ Layout of ``results/<experiment>/``::
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -23,6 +27,10 @@ DONE = frozenset({"ok", "diverged"})  # a failed run is retried on the next `opt
 
 class StoreError(Exception):
     """A results folder that cannot be read as optbench results."""
+
+
+class LockedError(StoreError):
+    """Another sweep is writing this results folder."""
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -121,3 +129,39 @@ def _jsonable(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"cannot store {type(o).__name__} in a run record")
+
+
+@contextlib.contextmanager
+def sweep_lock(folder: Path, wait: bool = False,
+               log: Callable[[str], None] = lambda s: None) -> Iterator[None]:
+    """Hold the folder's lock for a whole sweep: one `optbench run` per results folder at a time.
+
+    An OS file lock (flock) is released by the kernel when its process dies, so a lock left by
+    a killed sweep never blocks: its file is found unlocked, reported, and taken over.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise LockedError(f"{folder} is in use by another `optbench run` ({holder}); "
+                              "wait for it to finish or pass --wait") from None
+        f.seek(0)
+        stale = f.read().strip()
+        if stale:
+            log(f"optbench: cleared a stale lock left by a sweep that stopped ({stale})")
+        f.seek(0)
+        f.truncate()
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {now}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)
