@@ -41,6 +41,12 @@ def cli() -> None:
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="stacked: train a group's runs together; keras: plain model.fit per run; "
                    "auto: stacked where the optimizer allows it.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes for independent units of work [default: auto].")
+@click.option("--backend", type=click.Choice(("local", "ray")), default="local",
+              show_default=True, help="ray: run units as Ray tasks (pip install 'optbench[ray]').")
+@click.option("--address", envvar="RAY_ADDRESS", default=None,
+              help="Ray cluster to join (also $RAY_ADDRESS); default: start a local one.")
 @click.option("--dry-run", is_flag=True, help="List the runs and exit; trains nothing.")
 @click.option("--force", is_flag=True, help="Retrain runs that are already done.")
 @click.option("--wait", is_flag=True,
@@ -48,7 +54,8 @@ def cli() -> None:
 @click.option("--max-runs", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Refuse configs that expand to more runs than this.")
 def run(config: Path, out_root: Path, data_path: Path | None, engine: str, dry_run: bool,
-        force: bool, wait: bool, max_runs: int) -> None:
+        workers: int | None, backend: str, address: str | None, force: bool, wait: bool,
+        max_runs: int) -> None:
     """Train every run of CONFIG that is not done yet, then write the report."""
     exp = _load(config)
     specs = expand(exp)
@@ -58,12 +65,15 @@ def run(config: Path, out_root: Path, data_path: Path | None, engine: str, dry_r
     if dry_run:
         _print_plan(specs)
         return
-    from .runner import execute
+    from .runner import Backend, default_workers, execute
 
+    if backend == "ray":
+        _require_ray()
+    where = Backend(backend, workers or default_workers(engine, backend), address)
     out = out_root / exp.name
     try:
         with _user_errors():
-            summary = execute(exp, out, data_path, engine, force, wait)
+            summary = execute(exp, out, data_path, engine, force, wait, where)
     except KeyboardInterrupt:
         kept = len(list((out / "runs").glob("*.json"))) if (out / "runs").is_dir() else 0
         click.echo(f"\ninterrupted: {kept} finished run records kept in {out}; "
@@ -123,6 +133,13 @@ def _user_errors() -> Iterator[None]:
         yield
     except (DataError, StoreError, ReportError) as e:
         raise UserError(str(e)) from None
+
+
+def _require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install 'optbench[ray]'") from None
 
 
 def _load(config: Path):

@@ -24,6 +24,10 @@ class SweepProgress:
     def on_epoch(self, spec: RunSpec, epoch: int) -> None:
         self.bar.update(1)
 
+    def on_epochs(self, n: int) -> None:
+        """Epochs trained elsewhere (a worker process), counted when their run comes back."""
+        self.bar.update(n)
+
     def on_result(self, result: RunResult) -> None:
         self.finished += 1
         self.bar.set_postfix_str(f"runs {self.finished}/{self.n_runs}")

@@ -8,10 +8,10 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 from .config import Experiment, RunSpec, expand
-from .engines import EpochCallback, RunResult
+from .engines import RunResult
 from .store import ResultsDir, sweep_lock
 
 
@@ -88,48 +88,77 @@ def make_record(exp: Experiment, result: RunResult, data_info: dict, env: dict) 
     }
 
 
-def run_sweep(exp: Experiment, results: ResultsDir, specs: list[RunSpec], mnist, engine,
-              on_epoch: EpochCallback,
-              on_result: Callable[[RunResult], None] = lambda r: None) -> list[RunResult]:
-    """Train `specs` with `engine`, writing each run's record the moment it finishes."""
-    from .data import make_splits
+@dataclass(frozen=True)
+class Backend:
+    """Where units of work run: `local` with N worker processes (1: in this process) or `ray`."""
 
+    kind: str = "local"
+    workers: int = 1
+    address: str | None = None
+
+
+def default_workers(engine_name: str, backend: str) -> int:
+    """Measured on the 2-core reference machine (see README, Performance): one process."""
+    return 1
+
+
+def run_sweep(exp: Experiment, results: ResultsDir, specs: list[RunSpec], mnist,
+              engine_name: str, backend: Backend, progress) -> list[RunResult]:
+    """Train `specs`, writing each run's record the moment its result reaches this process."""
     env = {"versions": versions(), "host": socket.gethostname()}
     done = []
-    for (size, validation), group in _by_data(specs).items():
-        splits = make_splits(mnist, size, validation)
-        data_info = {"source": mnist.source, "validation": validation,
-                     "n_train": len(splits.x_train), "n_val": len(splits.x_val),
-                     "n_test": None if splits.x_test is None else len(splits.x_test)}
-        for result in engine.run(group, splits, on_epoch):
-            results.write_record(make_record(exp, result, data_info, env))
-            done.append(result)
-            on_result(result)
+    for result in _results(specs, mnist, engine_name, backend, progress):
+        results.write_record(make_record(exp, result, _data_info(mnist, result.spec), env))
+        done.append(result)
+        progress.on_result(result)
     return done
 
 
-def _by_data(specs: list[RunSpec]) -> dict[tuple, list[RunSpec]]:
-    groups: dict[tuple, list[RunSpec]] = {}
-    for spec in specs:
-        groups.setdefault((spec.train_size, spec.validation), []).append(spec)
-    return groups
+def _results(specs, mnist, engine_name: str, backend: Backend, progress) -> Iterator[RunResult]:
+    from . import parallel
+
+    if backend.kind == "local" and backend.workers == 1:
+        from .data import make_splits
+        from .engines import get_engine
+
+        engine = get_engine(engine_name)
+        for (size, validation), group in parallel.by_data(specs).items():
+            splits = make_splits(mnist, size, validation)
+            yield from engine.run(group, splits, progress.on_epoch)
+        return
+    units = parallel.plan_units(engine_name, specs)
+    if backend.kind == "ray":
+        results = parallel.run_ray(engine_name, units, mnist, backend.address,
+                                   parallel.threads_per_worker(backend.workers))
+    else:
+        results = parallel.run_local(engine_name, units, mnist, backend.workers)
+    for result in results:
+        progress.on_epochs(len(result.history))
+        yield result
+
+
+def _data_info(mnist, spec: RunSpec) -> dict:
+    from .data import make_splits
+
+    splits = make_splits(mnist, spec.train_size, spec.validation)  # views: cheap
+    return {"source": mnist.source, "validation": spec.validation,
+            "n_train": len(splits.y_train), "n_val": len(splits.y_val),
+            "n_test": None if splits.y_test is None else len(splits.y_test)}
 
 
 def execute(exp: Experiment, out: Path, data_path: Path | None, engine_name: str,
-            force: bool, wait: bool = False) -> SweepSummary:
+            force: bool, wait: bool = False, backend: Backend = Backend()) -> SweepSummary:
     """The whole `optbench run`: plan, load data, train what is pending, report.
 
     Everything that can reject the input (config, results folder, data) is checked before the
     first write, so a bad invocation leaves the folder as it was.
     """
     from .data import load_mnist
-    from .engines import get_engine
     from .progress import SweepProgress
 
     results = ResultsDir(out)
     specs, _ = pending_specs(exp, results, force)
     mnist = load_mnist(data_path) if specs else None
-    engine = get_engine(engine_name)
     with sweep_lock(out, wait, log=_log):
         specs, skipped = pending_specs(exp, results, force)  # another sweep may have finished some
         summary = SweepSummary(out, planned=len(specs) + skipped, skipped=skipped)
@@ -138,7 +167,7 @@ def execute(exp: Experiment, out: Path, data_path: Path | None, engine_name: str
             progress = SweepProgress(len(specs), sum(s.epochs for s in specs))
             try:
                 summary.results = run_sweep(exp, results, specs, mnist or load_mnist(data_path),
-                                            engine, progress.on_epoch, progress.on_result)
+                                            engine_name, backend, progress)
             finally:
                 progress.close()
         summary.reports = write_report(out)
