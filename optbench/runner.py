@@ -160,6 +160,7 @@ def execute(exp: Experiment, out: Path, data_path: Path | None, engine_name: str
     specs, _ = pending_specs(exp, results, force)
     mnist = load_mnist(data_path) if specs else None
     with sweep_lock(out, wait, log=_log):
+        results.remove_partial_writes()
         specs, skipped = pending_specs(exp, results, force)  # another sweep may have finished some
         summary = SweepSummary(out, planned=len(specs) + skipped, skipped=skipped)
         results.write_config(exp.model_dump(mode="json"))

@@ -107,6 +107,11 @@ class ResultsDir:
             return []
         return [self.read_record(p) for p in sorted(self.runs_dir.glob("*.json"))]
 
+    def remove_partial_writes(self) -> None:
+        """Delete temporary files left by a sweep killed mid-write (never read as results)."""
+        for tmp in self.path.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
     def done_ids(self) -> set[str]:
         return {r["run_id"] for r in self.records() if r["status"] in DONE}
 
