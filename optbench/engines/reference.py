@@ -22,21 +22,28 @@ class KerasEngine:
 
 
 def train_one(spec: RunSpec, splits, on_epoch: EpochCallback | None = None,
-              initial_weights: list[np.ndarray] | None = None) -> RunResult:
-    """Train one run; failures and divergence are returned as data, never raised."""
+              initial_weights: list[np.ndarray] | None = None,
+              keep_weights: bool = False) -> RunResult:
+    """Train one run; failures and divergence are returned as data, never raised.
+
+    `keep_weights` puts the final weights in `extra["weights"]` (for fidelity checks).
+    """
     start = time.perf_counter()
     history: list[dict[str, float]] = []
+    extra: dict = {}
     try:
-        status = _fit(spec, splits, history, on_epoch, initial_weights)
+        status, model = _fit(spec, splits, history, on_epoch, initial_weights)
+        if keep_weights:
+            extra["weights"] = model.get_weights()
     except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
         return RunResult(spec, "failed", history, "keras", time.perf_counter() - start,
                          error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
                          deterministic=True)
     return RunResult(spec, status, history, "keras", time.perf_counter() - start,
-                     deterministic=True)
+                     deterministic=True, extra=extra)
 
 
-def _fit(spec, splits, history, on_epoch, initial_weights) -> str:
+def _fit(spec, splits, history, on_epoch, initial_weights):
     import keras
     import tensorflow as tf
 
@@ -67,5 +74,5 @@ def _fit(spec, splits, history, on_epoch, initial_weights) -> str:
         if on_epoch:
             on_epoch(spec, epoch + 1)
         if model.stop_training or not is_finite(row["loss"]):
-            return "diverged"
-    return "ok"
+            return "diverged", model
+    return "ok", model
