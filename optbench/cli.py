@@ -42,7 +42,8 @@ def cli() -> None:
               help="stacked: train a group's runs together; keras: plain model.fit per run; "
                    "auto: stacked where the optimizer allows it.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes for independent units of work [default: auto].")
+              help="Worker processes for independent units of work; with --backend ray, each "
+                   "task declares cores/N CPUs [default: one per core, at most one per unit].")
 @click.option("--backend", type=click.Choice(("local", "ray")), default="local",
               show_default=True, help="ray: run units as Ray tasks (pip install 'optbench[ray]').")
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
@@ -65,11 +66,11 @@ def run(config: Path, out_root: Path, data_path: Path | None, engine: str, dry_r
     if dry_run:
         _print_plan(specs)
         return
-    from .runner import Backend, default_workers, execute
+    from .runner import Backend, execute
 
     if backend == "ray":
         _require_ray()
-    where = Backend(backend, workers or default_workers(engine, backend), address)
+    where = Backend(backend, workers, address)
     out = out_root / exp.name
     try:
         with _user_errors():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import socket
 import sys
@@ -93,13 +94,18 @@ class Backend:
     """Where units of work run: `local` with N worker processes (1: in this process) or `ray`."""
 
     kind: str = "local"
-    workers: int = 1
+    workers: int | None = 1  # None: default_workers
     address: str | None = None
 
 
-def default_workers(engine_name: str, backend: str) -> int:
-    """Measured on the 2-core reference machine (see README, Performance): one process."""
-    return 1
+def default_workers(n_units: int) -> int:
+    """One single-threaded worker per core, but no more workers than units of work.
+
+    Measured on the 2-core reference machine (benchmarks/engines.py, configs/optimizers.yaml,
+    one epoch): 2 workers of 1 thread each beat 1 process of 2 threads by 1.27x, because the
+    optimizer's fused update and the small per-step ops do not use a second thread well.
+    """
+    return max(1, min(os.cpu_count() or 1, n_units))
 
 
 def run_sweep(exp: Experiment, results: ResultsDir, specs: list[RunSpec], mnist,
@@ -117,7 +123,9 @@ def run_sweep(exp: Experiment, results: ResultsDir, specs: list[RunSpec], mnist,
 def _results(specs, mnist, engine_name: str, backend: Backend, progress) -> Iterator[RunResult]:
     from . import parallel
 
-    if backend.kind == "local" and backend.workers == 1:
+    units = parallel.plan_units(engine_name, specs)
+    workers = backend.workers or default_workers(len(units))
+    if backend.kind == "local" and workers == 1:
         from .data import make_splits
         from .engines import get_engine
 
@@ -126,12 +134,11 @@ def _results(specs, mnist, engine_name: str, backend: Backend, progress) -> Iter
             splits = make_splits(mnist, size, validation)
             yield from engine.run(group, splits, progress.on_epoch)
         return
-    units = parallel.plan_units(engine_name, specs)
     if backend.kind == "ray":
         results = parallel.run_ray(engine_name, units, mnist, backend.address,
-                                   parallel.threads_per_worker(backend.workers))
+                                   parallel.threads_per_worker(workers))
     else:
-        results = parallel.run_local(engine_name, units, mnist, backend.workers)
+        results = parallel.run_local(engine_name, units, mnist, workers)
     for result in results:
         progress.on_epochs(len(result.history))
         yield result

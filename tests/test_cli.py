@@ -138,3 +138,30 @@ def test_a_failed_run_is_recorded_and_exits_1(write_config, tmp_path, use_fake_m
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "tiny" / "runs").glob("*.json")]
     assert record["status"] == "failed"
     assert "ValueError" in record["error"] and "Traceback" in record["traceback"]
+
+
+def _bad_data_files(tmp_path: Path) -> list[tuple[Path, str]]:
+    import numpy as np
+
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    wrong = tmp_path / "wrong.npz"
+    zeros = {"x_train": np.zeros((60000, 28, 28), np.uint8), "y_train": np.zeros(60000, np.uint8),
+             "x_test": np.zeros((10000, 28, 28), np.uint8), "y_test": np.zeros(10000, np.uint8)}
+    np.savez(wrong, **zeros)
+    return [(tmp_path / "missing.npz", "does not exist"), (truncated, "truncated.npz"),
+            (wrong, "sha256")]
+
+
+def test_bad_data_files_exit_2_and_leave_results_untouched(write_config, tmp_path,
+                                                           use_fake_mnist, monkeypatch):
+    out = tmp_path / "res"
+    config = write_config()
+    assert invoke("run", config, "--out", out, "--engine", "keras").exit_code == 0
+    before = tree(out / "tiny")
+    monkeypatch.undo()  # from here on, the real loader
+    for path, message in _bad_data_files(tmp_path):
+        result = invoke("run", write_config(epochs=3), "--out", out, "--data", path)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+        assert tree(out / "tiny") == before
