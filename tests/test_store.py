@@ -67,3 +67,19 @@ def test_corrupt_or_foreign_records_are_named(tmp_path, content, message):
         store.records()
     assert "bad.json" in str(e.value) and message in str(e.value)
     assert "delete it and rerun" in str(e.value)
+
+
+def test_default_workers_one_per_core_at_most_one_per_unit(monkeypatch):
+    from optbench.runner import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert [default_workers(n) for n in (0, 1, 2, 5)] == [1, 1, 2, 2]
+
+
+def test_units_are_planned_longest_first():
+    from optbench.config import RunSpec
+    from optbench.parallel import plan_units
+
+    specs = [RunSpec("sgd", 0.1, b, 0, 1, (), n) for b in (128, 1, 20) for n in (1000, 5000)]
+    units = plan_units("stacked", specs)
+    assert [(u[0].batch_size, u[0].train_size) for u in units][:2] == [(1, 5000), (1, 1000)]
