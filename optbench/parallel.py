@@ -13,7 +13,8 @@ import os
 from typing import Iterator
 
 from .config import RunSpec
-from .engines import RunResult, get_engine
+from .engines import RunResult, batch_size_for, get_engine, planned_n_train
+from .model import steps_per_epoch
 
 Unit = list[RunSpec]
 
@@ -34,9 +35,8 @@ def unit_cost(unit: Unit) -> float:
     """A unit's relative cost in member-steps: each step updates every member's weights (about
     70 us per member here), each example costs about 4 us of arithmetic, so ~20 examples = 1 step."""
     spec = unit[0]
-    n = spec.train_size or 50_000
-    batch = n if spec.batch_size == "full" else min(int(spec.batch_size), n)
-    return spec.epochs * len(unit) * (-(-n // batch) + n / 20)
+    n = planned_n_train(spec)
+    return spec.epochs * len(unit) * (steps_per_epoch(n, batch_size_for(spec, n)) + n / 20)
 
 
 def by_data(specs: list[RunSpec]) -> dict[tuple, list[RunSpec]]:

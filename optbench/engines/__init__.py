@@ -40,6 +40,11 @@ def batch_size_for(spec: RunSpec, n_train: int) -> int:
     return n_train if spec.batch_size == "full" else min(int(spec.batch_size), n_train)
 
 
+def planned_n_train(spec: RunSpec) -> int:
+    """The training-set size a run will use, known before the data is loaded (for planning)."""
+    return spec.train_size or (50_000 if spec.validation == "holdout" else 60_000)
+
+
 def is_finite(value: float) -> bool:
     return value is not None and math.isfinite(value)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..config import RunSpec
 from ..model import epoch_order, initial_weights, is_stackable, make_optimizer, steps_per_epoch
-from . import EVAL_BATCH, EpochCallback, RunResult, batch_size_for, is_finite
+from . import (EVAL_BATCH, EpochCallback, RunResult, batch_size_for, is_finite,
+               planned_n_train)
 from .reference import train_one
 
 # Bounds one bundle's memory: activations and gathered inputs of all members in one step.
@@ -37,10 +38,9 @@ def group_key(spec: RunSpec) -> tuple:
     return (spec.optimizer, spec.optimizer_args)
 
 
-def max_members(spec: RunSpec, n_train: int | None) -> int:
+def max_members(spec: RunSpec) -> int:
     """How many members fit one bundle: a `[K, B, 784]` batch plus activations per step."""
-    n = n_train or 60_000
-    batch = n if spec.batch_size == "full" else min(int(spec.batch_size), n)
+    batch = batch_size_for(spec, planned_n_train(spec))
     per_member = batch * (128 * 3 + 10 * 3) * 4 + (0 if spec.batch_size == "full" else batch * 784 * 4)
     return int(max(1, min(MAX_MEMBERS, STEP_BYTES // per_member)))
 
@@ -57,7 +57,7 @@ class StackedEngine:
                 bundles.setdefault(bundle_key(spec), []).append(spec)
         for members in bundles.values():
             members = _grouped(members)  # keep each optimizer group contiguous
-            size = max_members(members[0], members[0].train_size)
+            size = max_members(members[0])
             units.extend(members[i:i + size] for i in range(0, len(members), size))
         return units
 
